@@ -23,7 +23,7 @@ REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - dev.py runs on whatever python3 is at hand
         print("collector-reinstall needs Python 3.10 or newer", file=sys.stderr)
         return 2
     if len(argv) < 1 or argv[0] not in COMMANDS:
