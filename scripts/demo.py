@@ -22,11 +22,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.emulators.collector_api import CollectorApiEmulator  # noqa: E402
-from tests.fc_context import Credentials, Python310Context  # noqa: E402
-
 from collector_reinstall import CollectorReinstallError  # noqa: E402
 from index import handler  # noqa: E402
+from tests.emulators.collector_api import CollectorApiEmulator  # noqa: E402
+from tests.fc_context import Credentials, Python310Context  # noqa: E402
 
 KEY_ID, SECRET, TOKEN = "STS.DemoKeyId", "demo-secret", "demo-security-token"
 MACHINES = {

@@ -198,26 +198,54 @@ BAD_EVENTS: list[tuple[str, bytes, str, str]] = [
         "more than one collector",
     ),
     (
-        "timer event",
-        as_bytes({"triggerTime": "2026-12-03T08:00:00Z", "triggerName": "sweep", "payload": ""}),
-        "event",
-        "timer",
+        "timer event with an unreadable time",
+        as_bytes({"triggerTime": "yesterday", "triggerName": "sweep", "payload": ""}),
+        "triggerTime",
+        "UTC time",
+    ),
+    (
+        "timer event with an unknown sweep option",
+        as_bytes(
+            {"triggerTime": "2026-12-03T08:00:00Z", "triggerName": "s", "payload": '{"x": 1}'}
+        ),
+        "payload.x",
+        "not a sweep option",
+    ),
+    (
+        "timer event whose payload is not json",
+        as_bytes({"triggerTime": "2026-12-03T08:00:00Z", "triggerName": "s", "payload": "all"}),
+        "payload",
+        "not a JSON object",
     ),
     ("deeply nested", b"[" * 100_000 + b"]" * 100_000, "event", "nested too deeply"),
 ]
 
 
+# With the live-state check on, an event that names no nodes is not an error: it
+# asks for every machine that needs a reinstall.
+VALID_WITH_CHECK_ON = {"no nodes"}
+
+
 @pytest.mark.parametrize(
-    ("raw", "field", "words"),
-    [pytest.param(raw, field, words, id=name) for name, raw, field, words in BAD_EVENTS],
+    ("check_live_state", "raw", "field", "words"),
+    [
+        pytest.param(check, raw, field, words, id=f"{name}-check-{check}")
+        for name, raw, field, words in BAD_EVENTS
+        for check in ("false", "true")
+        if not (check == "true" and name in VALID_WITH_CHECK_ON)
+    ],
 )
 def test_bad_event_is_refused_naming_the_field_and_nothing_is_called(
+    check_live_state: str,
     raw: bytes,
     field: str,
     words: str,
     emulator: CollectorApiEmulator,
     fc_context: Callable[..., object],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("CHECK_LIVE_STATE", check_live_state)
+
     with pytest.raises(InvalidEvent) as caught:
         handle(raw, fc_context())
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 from fc2.auth import Auth
 from fc2.fc_exceptions import FcError
+
 from tests.emulators.fc_invoke import (
     DEFAULT_ACCESS_KEYS,
     FcInvokeEmulator,

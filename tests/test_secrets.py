@@ -10,8 +10,24 @@ import pytest
 
 from collector_reinstall import CollectorReinstallError
 from index import handler
-from tests.conftest import COLLECTOR, NODE_1, STS_SECRET, STS_TOKEN, as_bytes, event_bytes
+from tests.conftest import (
+    COLLECTOR,
+    NODE_1,
+    STS_KEY_ID,
+    STS_SECRET,
+    STS_TOKEN,
+    as_bytes,
+    event_bytes,
+)
 from tests.emulators.collector_api import CollectorApiEmulator
+
+
+@pytest.fixture(autouse=True)
+def without_live_state_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the event and the token alone: the look at the live state
+    before reinstalling, on by default, has tests of its own (test_live_state.py)."""
+    monkeypatch.setenv("CHECK_LIVE_STATE", "false")
+
 
 SECRETS = (STS_SECRET, STS_TOKEN)
 
@@ -77,3 +93,31 @@ def test_every_decision_line_names_the_fc_request_and_the_collector(
         assert line["ResId"] == COLLECTOR
         assert line["eventIds"] == ["45ef4dewdwe1-7c35-447a-bd93-fab****"]
         assert str(line["ClientToken"]).startswith("cr-e-")
+
+
+def test_failed_fan_out_logs_no_secret(
+    emulator: CollectorApiEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``aliyun-fc2`` logs the request headers of a failed call; none of that gets out."""
+    from tests.emulators.fc_invoke import FcInvokeEmulator
+    from tests.fc_context import Credentials, Python310Context
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("SWEEP_GRACE_MINUTES", "0")  # the emulator's collectors are brand new
+    timer = as_bytes({"triggerTime": "2026-12-03T08:00:00Z", "triggerName": "sweep"})
+    with FcInvokeEmulator(access_keys={STS_KEY_ID: (STS_SECRET, STS_TOKEN)}) as fc:
+        fc.inject("server_error", times=2)
+        monkeypatch.setenv("FANOUT_ENDPOINT", fc.url)
+        monkeypatch.setenv("FANOUT_SERVICE", "collector-reinstall")
+        monkeypatch.setenv("FANOUT_FUNCTION", "reinstall")
+        with pytest.raises(CollectorReinstallError) as caught:
+            handler(timer, Python310Context(Credentials(STS_KEY_ID, STS_SECRET, STS_TOKEN)))
+
+    assert len(fc.requests) >= 2
+    everything = "\n".join([str(caught.value), json.dumps(caught.value.summary), caplog.text])
+    assert "InvokeFunction" in everything
+    for secret in SECRETS:
+        assert secret not in everything

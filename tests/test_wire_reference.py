@@ -26,6 +26,13 @@ from tests.conftest import (
 from tests.emulators.collector_api import CollectorApiEmulator
 
 
+@pytest.fixture(autouse=True)
+def without_live_state_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the event and the token alone: the look at the live state
+    before reinstalling, on by default, has tests of its own (test_live_state.py)."""
+    monkeypatch.setenv("CHECK_LIVE_STATE", "false")
+
+
 @pytest.mark.parametrize("signature_algorithm", [None, "v2"])
 def test_handler_request_matches_the_generated_client(
     signature_algorithm: str | None,

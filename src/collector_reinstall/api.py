@@ -60,6 +60,18 @@ def reinstall_call(collector_id: str, ecs_instance_ids: tuple[str, ...], token: 
     )
 
 
+def describe_collector_call(collector_id: str) -> ApiCall:
+    """DescribeCollector: the collector with its machines' agent status."""
+    return ApiCall("DescribeCollector", "GET", f"/openapi/collectors/{collector_id}")
+
+
+def list_collectors_call(page: int, size: int) -> ApiCall:
+    """ListCollectors, one page (``page`` from 1, ``size`` up to 500)."""
+    return ApiCall(
+        "ListCollectors", "GET", "/openapi/collectors", {"page": str(page), "size": str(size)}
+    )
+
+
 def load_sdk() -> None:
     """Import the SDK modules that :class:`CollectorApi` uses, ahead of the first call."""
     import alibabacloud_credentials.client

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidEvent, shorten
@@ -37,19 +38,43 @@ _MANUAL_FIELDS = frozenset(
 class ReinstallRequest:
     """One collector to reinstall on some of its ECS instances, read from one event.
 
-    ``identity`` names the event itself (``source`` + ``id`` of a CloudEvent, the
-    ``id`` of a CloudMonitor event); it is ``None`` for a manual payload. ``position``
-    is the event's index in a batch, ``None`` outside one.
+    ``ecs_instance_ids`` is ``None`` when the event names no nodes and the live
+    state is to choose them. ``identity`` names the event itself (``source`` + ``id``
+    of a CloudEvent, the ``id`` of a CloudMonitor event); it is ``None`` for a manual
+    payload. ``position`` is the event's index in a batch, ``None`` outside one.
     """
 
     collector_id: str
-    ecs_instance_ids: tuple[str, ...]
+    ecs_instance_ids: tuple[str, ...] | None
     shape: str
     region: str | None = None
     event_id: str | None = None
     identity: str | None = None
     client_token: str | None = None
     position: int | None = None
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    """A timer trigger's event: look for failed installs across the region.
+
+    ``collector_ids`` and ``names`` narrow the sweep when the trigger's payload
+    gives them; empty means every collector.
+    """
+
+    trigger_time: datetime
+    trigger_name: str
+    collector_ids: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How strict reading is. Without ``nodes_required``, an event that names a
+    collector and no nodes at all means "every machine of it that needs it"."""
+
+    max_nodes: int = 500
+    nodes_required: bool = True
 
 
 @dataclass(frozen=True)
@@ -60,13 +85,17 @@ class EventBatch:
     is_batch: bool
 
 
-def read_event(raw: object, *, max_nodes: int = 500) -> EventBatch:
+def read_event(raw: object, options: ReadOptions | None = None) -> EventBatch | SweepRequest:
     """Read ``raw`` (bytes as FC delivers it, a str, or already parsed JSON).
 
     A single event that cannot be read raises :class:`InvalidEvent`. In a batch, each
     bad event becomes an :class:`InvalidEvent` item and the good ones are still read.
+    A timer trigger's event reads as a :class:`SweepRequest`.
     """
+    options = options or ReadOptions()
     decoded = _decode(raw)
+    if isinstance(decoded, Mapping) and "triggerTime" in decoded and "triggerName" in decoded:
+        return _read_timer_event(decoded)
     if isinstance(decoded, list):
         if not decoded:
             raise InvalidEvent("event", "is an empty batch: expected at least one event")
@@ -77,11 +106,11 @@ def read_event(raw: object, *, max_nodes: int = 500) -> EventBatch:
         items: list[ReinstallRequest | InvalidEvent] = []
         for position, item in enumerate(decoded):
             try:
-                items.append(_read_one(item, max_nodes, position))
+                items.append(_read_one(item, options, position))
             except InvalidEvent as rejection:
                 items.append(rejection)
         return EventBatch(tuple(items), is_batch=True)
-    return EventBatch((_read_one(decoded, max_nodes, None),), is_batch=False)
+    return EventBatch((_read_one(decoded, options, None),), is_batch=False)
 
 
 def _decode(raw: object) -> Any:
@@ -106,25 +135,59 @@ def _decode(raw: object) -> Any:
     raise InvalidEvent("event", f"is a {type(raw).__name__}: expected a JSON object or array")
 
 
-def _read_one(event: object, max_nodes: int, position: int | None) -> ReinstallRequest:
+def _read_one(event: object, options: ReadOptions, position: int | None) -> ReinstallRequest:
     where = "event" if position is None else f"event[{position}]"
     if not isinstance(event, Mapping):
         raise InvalidEvent(where, f"is {_kind(event)}: expected a JSON object")
     if "specversion" in event:
-        return _read_cloud_event(event, max_nodes, position)
+        return _read_cloud_event(event, options, position)
     if "triggerTime" in event and "triggerName" in event:
-        raise InvalidEvent(
-            where,
-            "is a timer trigger's event, which starts a sweep; "
-            "this function reinstalls only for events that name a collector",
-        )
+        raise InvalidEvent(where, "is a timer trigger's event, which cannot be part of a batch")
     if "product" in event:
-        return _read_cloudmonitor_event(event, max_nodes, position)
-    return _read_manual_payload(event, max_nodes, position)
+        return _read_cloudmonitor_event(event, options, position)
+    return _read_manual_payload(event, options, position)
+
+
+def _read_timer_event(event: Mapping[str, Any]) -> SweepRequest:
+    """An FC timer trigger's event; its optional payload is a JSON object that narrows
+    the sweep: ``{"collectorIds": [...], "names": [...]}``."""
+    trigger_name = _required_text(event, "triggerName", "")
+    trigger_time = _required_text(event, "triggerTime", "")
+    try:
+        moment = datetime.fromisoformat(trigger_time.replace("Z", "+00:00"))
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidEvent(
+            "triggerTime",
+            f"is {shorten(trigger_time)}: expected a UTC time like 2026-12-03T08:00:00Z",
+        )
+    payload: Mapping[str, Any] = {}
+    if event.get("payload") not in (None, ""):
+        payload = _object_field(event, "payload", "", trigger_name)
+    unknown = sorted(str(key) for key in payload if key not in ("collectorIds", "names"))
+    if unknown:
+        raise InvalidEvent(f"payload.{unknown[0]}", "is not a sweep option: collectorIds, names")
+    collector_ids = _text_list(payload, "collectorIds", "payload.")
+    for index, collector_id in enumerate(collector_ids):
+        _check_collector_id(collector_id, f"payload.collectorIds[{index}]", None)
+    return SweepRequest(
+        trigger_time=moment.astimezone(timezone.utc),
+        trigger_name=trigger_name,
+        collector_ids=collector_ids,
+        names=_text_list(payload, "names", "payload."),
+    )
+
+
+def _text_list(body: Mapping[str, Any], field: str, prefix: str) -> tuple[str, ...]:
+    values = body.get(field, [])
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise InvalidEvent(prefix + field, f"is {_kind(values)}: expected a list of strings")
+    return tuple(values)
 
 
 def _read_cloud_event(
-    event: Mapping[str, Any], max_nodes: int, position: int | None
+    event: Mapping[str, Any], options: ReadOptions, position: int | None
 ) -> ReinstallRequest:
     """An EventBridge CloudEvent 1.0: the collector and nodes are in ``data``."""
     prefix = "" if position is None else f"[{position}]."
@@ -141,7 +204,7 @@ def _read_cloud_event(
     return _read_target(
         data,
         f"{prefix}data.",
-        max_nodes,
+        options,
         shape="cloudevent",
         event_id=event_id,
         identity=f"cloudevent\n{source}\n{event_id}",
@@ -154,7 +217,7 @@ def _read_cloud_event(
 
 
 def _read_cloudmonitor_event(
-    event: Mapping[str, Any], max_nodes: int, position: int | None
+    event: Mapping[str, Any], options: ReadOptions, position: int | None
 ) -> ReinstallRequest:
     """A CloudMonitor system event: ``resourceId`` is the collector's ARN."""
     prefix = "" if position is None else f"[{position}]."
@@ -171,7 +234,7 @@ def _read_cloudmonitor_event(
     return _read_target(
         content,
         f"{prefix}content.",
-        max_nodes,
+        options,
         shape="cloudmonitor",
         event_id=event_id,
         identity=f"cloudmonitor\n{event_id}",
@@ -182,7 +245,7 @@ def _read_cloudmonitor_event(
 
 
 def _read_manual_payload(
-    event: Mapping[str, Any], max_nodes: int, position: int | None
+    event: Mapping[str, Any], options: ReadOptions, position: int | None
 ) -> ReinstallRequest:
     """A payload shaped like the API, as a person would write it for ``s invoke``."""
     prefix = "" if position is None else f"[{position}]."
@@ -202,7 +265,7 @@ def _read_manual_payload(
     return _read_target(
         event,
         prefix,
-        max_nodes,
+        options,
         shape="manual",
         event_id=None,
         identity=None,
@@ -214,7 +277,7 @@ def _read_manual_payload(
 def _read_target(
     body: Mapping[str, Any],
     prefix: str,
-    max_nodes: int,
+    options: ReadOptions,
     *,
     shape: str,
     event_id: str | None,
@@ -226,7 +289,7 @@ def _read_target(
 ) -> ReinstallRequest:
     """Read the collector, nodes, restart type and region from an event's body."""
     collector_id, arn_region = _read_collector_id(body, prefix, event_id, outer_arn)
-    nodes = _read_nodes(body, prefix, event_id, max_nodes)
+    nodes = _read_nodes(body, prefix, event_id, options)
 
     restart_type = body.get("restartType", RESTART_TYPE)
     if restart_type != RESTART_TYPE:
@@ -338,9 +401,12 @@ def _check_collector_id(collector_id: str, field: str, event_id: str | None) -> 
 
 
 def _read_nodes(
-    body: Mapping[str, Any], prefix: str, event_id: str | None, max_nodes: int
-) -> tuple[str, ...]:
+    body: Mapping[str, Any], prefix: str, event_id: str | None, options: ReadOptions
+) -> tuple[str, ...] | None:
+    """The nodes the event lists; ``None`` when it lists none and need not."""
     present = [field for field in _NODE_FIELDS if field in body]
+    if not present and not options.nodes_required:
+        return None
     if not present:
         raise InvalidEvent(
             prefix + "nodes",
@@ -361,10 +427,10 @@ def _read_nodes(
         raise InvalidEvent(
             field, "is empty: expected at least one ECS instance", event_id=event_id
         )
-    if len(entries) > max_nodes:
+    if len(entries) > options.max_nodes:
         raise InvalidEvent(
             field,
-            f"lists {len(entries)} nodes; at most {max_nodes} are accepted in one event",
+            f"lists {len(entries)} nodes; at most {options.max_nodes} are accepted in one event",
             event_id=event_id,
         )
 

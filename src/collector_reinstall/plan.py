@@ -18,9 +18,12 @@ from .tokens import client_token
 
 @dataclass(frozen=True)
 class PlannedReinstall:
+    """One ReinstallCollector to make. ``ecs_instance_ids`` is ``None`` until the live
+    state has chosen the nodes of an event that named none."""
+
     collector_id: str
     region: str | None
-    ecs_instance_ids: tuple[str, ...]
+    ecs_instance_ids: tuple[str, ...] | None
     client_token: str
     events: tuple[ReinstallRequest, ...]
 
@@ -40,12 +43,17 @@ def plan_reinstalls(
     plans = []
     for (collector_id, region), members in groups.items():
         tokens = [client_token(member, fc_request_id) for member in members]
-        nodes = dict.fromkeys(node for member in members for node in member.ecs_instance_ids)
+        named = [member.ecs_instance_ids for member in members]
+        # An event that names no nodes asks for every machine that needs it, which
+        # covers whatever the other events of the batch name.
+        nodes = (
+            None if None in named else tuple(dict.fromkeys(n for ids in named for n in ids or ()))
+        )
         plans.append(
             PlannedReinstall(
                 collector_id=collector_id,
                 region=region,
-                ecs_instance_ids=tuple(nodes),
+                ecs_instance_ids=nodes,
                 client_token=tokens[0] if len(set(tokens)) == 1 else _merged(tokens),
                 events=tuple(members),
             )

@@ -84,3 +84,25 @@ def call_with_retries(
                 raise
             on_retry(failure, number, delay)
             sleep(delay)
+
+
+class RateLimiter:
+    """Spaces calls at least ``1 / per_second`` apart, across every caller in the process."""
+
+    def __init__(
+        self,
+        per_second: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._interval = 1.0 / per_second
+        self._clock = clock
+        self._sleep = sleep
+        self._next_at = clock()
+
+    def wait(self) -> None:
+        now = self._clock()
+        if self._next_at > now:
+            self._sleep(self._next_at - now)
+            now = self._next_at
+        self._next_at = now + self._interval

@@ -41,6 +41,16 @@ class Settings:
     retry_base_delay_s: float = 0.5
     retry_max_delay_s: float = 10.0
     log_level: str = "INFO"
+    check_live_state: bool = True
+    reinstall_uninstalled: bool = False
+    sweep_grace_s: float = 600.0
+    sweep_window_s: float = 1800.0
+    sweep_rate_limit: float = 10.0
+    sweep_collector_ids: tuple[str, ...] = ()
+    sweep_collector_names: tuple[str, ...] = ()
+    fanout_service: str | None = None
+    fanout_function: str | None = None
+    fanout_endpoint: str | None = None
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -57,6 +67,16 @@ class Settings:
             retry_base_delay_s=_number(env, "RETRY_BASE_DELAY_SECONDS", 0.5, 0, 60),
             retry_max_delay_s=_number(env, "RETRY_MAX_DELAY_SECONDS", 10.0, 0, 600),
             log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            check_live_state=_flag(env, "CHECK_LIVE_STATE", cls.check_live_state),
+            reinstall_uninstalled=_flag(env, "REINSTALL_UNINSTALLED", cls.reinstall_uninstalled),
+            sweep_grace_s=60 * _number(env, "SWEEP_GRACE_MINUTES", 10, 0, 1440),
+            sweep_window_s=60 * _number(env, "SWEEP_WINDOW_MINUTES", 30, 1, 1440),
+            sweep_rate_limit=_number(env, "SWEEP_RATE_LIMIT", 10, 0.1, 10_000),
+            sweep_collector_ids=_list(env, "SWEEP_COLLECTOR_IDS"),
+            sweep_collector_names=_list(env, "SWEEP_COLLECTOR_NAMES"),
+            fanout_service=_raw(env, "FANOUT_SERVICE"),
+            fanout_function=_raw(env, "FANOUT_FUNCTION"),
+            fanout_endpoint=_fc_endpoint(env, "FANOUT_ENDPOINT"),
         )
 
     def endpoint_for(self, region: str) -> Endpoint:
@@ -112,6 +132,21 @@ def _region(env: Mapping[str, str], name: str) -> str | None:
     if value is not None and not REGION_PATTERN.fullmatch(value):
         raise ConfigurationError(name, value, "a region id such as cn-hangzhou")
     return value
+
+
+def _list(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    value = _raw(env, name)
+    if value is None:
+        return ()
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _fc_endpoint(env: Mapping[str, str], name: str) -> str | None:
+    """The FC API endpoint as ``aliyun-fc2`` takes it: a URL (HTTPS when no scheme)."""
+    endpoint = _endpoint(env, name)
+    if endpoint is None:
+        return None
+    return f"{endpoint.protocol.lower()}://{endpoint.host}"
 
 
 def _endpoint(env: Mapping[str, str], name: str) -> Endpoint | None:

@@ -14,6 +14,13 @@ reach ReinstallCollector as one request, so the token is a pure function of the 
 Derived tokens are ``cr-`` + a letter for the rule (``e``, ``r``, ``c``) + ``-`` + 48
 hex digits of a SHA-256: 53 ASCII characters, within the API's 64. The collector id
 is part of every hash, so one event can never lend its token to another collector.
+
+Two more rules serve the live-state check and the sweep. When the check narrows an
+event's nodes, the request differs from the one the event alone would make, so it
+gets its own token (``n``: the event's token and the nodes sent); a retry that sees
+the same state sends the same request under the same token, and one that sees a
+different state never reuses a token for a different request. A sweep has no event
+identity: its token is the collector, its nodes and the sweep window (``s``).
 """
 
 from __future__ import annotations
@@ -33,7 +40,17 @@ def client_token(request: ReinstallRequest, fc_request_id: str | None) -> str:
         return _derive("e", request.identity, request.collector_id)
     if fc_request_id:
         return _derive("r", fc_request_id, str(request.position), request.collector_id)
-    return _derive("c", request.collector_id, *sorted(request.ecs_instance_ids))
+    return _derive("c", request.collector_id, *sorted(request.ecs_instance_ids or ("*",)))
+
+
+def narrowed_token(event_token: str, ecs_instance_ids: tuple[str, ...]) -> str:
+    """The token for a request whose nodes the live state chose among the event's."""
+    return _derive("n", event_token, *sorted(ecs_instance_ids))
+
+
+def sweep_token(collector_id: str, ecs_instance_ids: tuple[str, ...], window: int) -> str:
+    """The token of a sweep's reinstall: the same within one window, new in the next."""
+    return _derive("s", collector_id, str(window), *sorted(ecs_instance_ids))
 
 
 def _derive(rule: str, *parts: str) -> str:

@@ -344,7 +344,7 @@ class CollectorApiEmulator:
         self._port = port
         self._access_keys = dict(DEFAULT_ACCESS_KEYS if access_keys is None else access_keys)
         self._token_ttl = token_ttl_seconds
-        self._status_after_reinstall = status_after_reinstall
+        self.status_after_reinstall = status_after_reinstall
         self._seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -916,7 +916,7 @@ class CollectorApiEmulator:
                     f"nodes {', '.join(foreign)} are not machines of collector {res_id}.",
                 )
             for node in nodes:
-                collector.machines[node] = self._status_after_reinstall
+                collector.machines[node] = self.status_after_reinstall
             collector.updated = _now()
             now = time.time()
             self.reinstalls.append(
