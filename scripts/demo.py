@@ -3,9 +3,10 @@
 Starts the collector API emulator on loopback, gives it the collectors that the
 sample events name (with their machines in ``failed``), then calls ``index.handler``
 the way Function Compute does (the event as bytes, a ``python3.10``-shaped context
-with STS credentials) for each file in ``events/``, twice: the second round is the
-redelivery that must not reinstall again. Prints what the handler returned and
-what the API saw.
+with STS credentials) for each file in ``events/``, twice: the second time is FC's
+asynchronous retry of the same invocation, which must not reinstall again. Every
+event starts from the same state (the machines failed, last changed a day ago).
+Prints what the handler returned and what the API saw.
 
     python3 dev.py run [--verbose]     (or: .venv/bin/python scripts/demo.py)
 """
@@ -17,6 +18,7 @@ import logging
 import os
 import sys
 import uuid
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,26 +43,29 @@ def main() -> int:
     logging.basicConfig(handlers=[log_handler], format="  log: %(message)s")
     events = sorted((ROOT / "events").glob("*.json"))
     with CollectorApiEmulator(access_keys={KEY_ID: (SECRET, TOKEN)}) as emulator:
-        for collector_id, machines in MACHINES.items():
-            emulator.add_collector(collector_id, dict.fromkeys(machines, "failed"))
         os.environ["ES_ENDPOINT"] = emulator.url
-        print(f"collector API emulator at {emulator.url}\n")
+        print(f"collector API emulator at {emulator.url}")
 
-        # FC's async retry of an invocation keeps its request id: the second round
-        # replays each event under the request id of its first delivery.
-        request_ids = {path: str(uuid.uuid4()) for path in events}
         failed = 0
-        for round_name in ("first delivery", "redelivery (FC async retry)"):
-            print(f"== {round_name} ==")
-            for path in events:
-                failed += invoke(path, request_ids[path])
-            print()
+        for path in events:
+            reset(emulator)
+            # FC's async retry of an invocation keeps its request id.
+            request_id = str(uuid.uuid4())
+            before = len(emulator.effective_reinstalls())
+            print(f"\n== {path.name} ==")
+            for delivery in ("first delivery", "FC async retry"):
+                print(f"  {delivery}:")
+                failed += invoke(path, request_id)
+            done = len(emulator.effective_reinstalls()) - before
+            print(f"  -> {done} effective reinstall(s)")
 
-        print("== what the API saw ==")
+        print("\n== what the API saw ==")
         for request in emulator.requests:
+            token = request.query.get("ClientToken")
             print(
-                f"  {request.method} {request.path} token={request.query.get('ClientToken')}"
-                f" signature={'valid' if request.signature_valid else 'INVALID'}"
+                f"  {request.action:<18} {request.method} {request.path}"
+                + (f" token={token}" if token else "")
+                + f" signature={'valid' if request.signature_valid else 'INVALID'}"
                 f" -> {request.status}"
             )
         print(f"\n{len(emulator.effective_reinstalls())} effective reinstalls:")
@@ -69,17 +74,33 @@ def main() -> int:
     return 1 if failed else 0
 
 
+def reset(emulator: CollectorApiEmulator) -> None:
+    """The sample events' collectors with every machine failed, and a healthy one."""
+    a_day_ago = datetime.now(timezone.utc) - timedelta(days=1)
+    for collector_id, machines in MACHINES.items():
+        emulator.add_collector(
+            collector_id, dict.fromkeys(machines, "failed"), gmt_update_time=a_day_ago
+        )
+    emulator.add_collector(
+        "ct-cn-healthy000000001", {"i-bp1cccccccccccccccc1": "heartOk"}, gmt_update_time=a_day_ago
+    )
+
+
 def invoke(path: Path, request_id: str) -> int:
     context = Python310Context(Credentials(KEY_ID, SECRET, TOKEN), request_id=request_id)
     try:
         summary = handler(path.read_bytes(), context)
     except CollectorReinstallError as error:
-        print(f"  {path.name}: FAILED {error.message}")
+        print(f"    FAILED {error.message}")
         return 1
     for result in summary["results"]:
+        if result["outcome"] == "swept":
+            counts = ("listed", "selected", "healthy", "recentlyChanged")
+            print("    swept: " + ", ".join(f"{name} {result[name]}" for name in counts))
+            continue
         print(
-            f"  {path.name}: {result['outcome']} {result['ResId']}"
-            f" nodes={json.dumps(result['nodes'])} RequestId={result.get('RequestId')}"
+            f"    {result['outcome']} {result['ResId']} nodes={json.dumps(result['nodes'])}"
+            + (f" RequestId={result['RequestId']}" if result.get("RequestId") else "")
         )
     return 0
 
