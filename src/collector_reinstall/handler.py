@@ -17,7 +17,7 @@ from .invocation import INSTANCE, Invocation
 from .live_state import Collector, Skipped, choose_nodes
 from .plan import PlannedReinstall, plan_reinstalls
 from .report import describe_error, logger
-from .settings import Settings
+from .settings import Endpoint, Settings
 from .tokens import narrowed_token
 
 __all__ = ["INSTANCE", "handle"]
@@ -75,33 +75,51 @@ def handle(event: object, context: object, *, dry_run: bool = False) -> dict[str
 
 def _reinstall(plan: PlannedReinstall, invocation: Invocation) -> dict[str, Any]:
     """Look at the collector (unless told not to), then reinstall what needs it."""
-    endpoint = invocation.endpoint(plan.region)
-    settings = invocation.settings
     if invocation.dry_run:
         return _dry_run(plan, invocation)
+    endpoint = invocation.endpoint(plan.region)
 
-    nodes, token, skipped = plan.ecs_instance_ids, plan.client_token, list[Skipped]()
-    if settings.check_live_state:
-        answer = invocation.send(endpoint, describe_collector_call(plan.collector_id), _ids(plan))
-        collector = Collector.from_api(answer.get("Result") or {})
-        nodes, skipped = choose_nodes(
-            plan.ecs_instance_ids, collector, reinstall_uninstalled=settings.reinstall_uninstalled
-        )
-        if plan.ecs_instance_ids is None or set(nodes) != set(plan.ecs_instance_ids):
-            token = narrowed_token(plan.client_token, nodes)
-        skipped_json = [skip.to_json() for skip in skipped]
-        invocation.log("checked", **_ids(plan), chosen=list(nodes), skipped=skipped_json or None)
+    skipped: list[Skipped] = []
+    if invocation.settings.check_live_state:
+        nodes, skipped = _look(plan, invocation, endpoint)
         if not nodes:
             invocation.log("nothing-to-do", **_ids(plan))
-            return {"outcome": "nothing-to-do", "nodes": [], "skipped": skipped_json}
-    assert nodes is not None  # reading requires nodes whenever the check is off
+            return {"outcome": "nothing-to-do", "nodes": [], "skipped": _json(skipped)}
+    elif plan.ecs_instance_ids is not None:
+        nodes = plan.ecs_instance_ids
+    else:
+        raise AssertionError("an event without nodes was read while the check is off")
 
+    # A narrowed request is not the one the event alone would make: it gets its own
+    # token, so that no token ever stands for two different requests.
+    token = plan.client_token
+    if plan.ecs_instance_ids is None or set(nodes) != set(plan.ecs_instance_ids):
+        token = narrowed_token(plan.client_token, nodes)
     ids = {**_ids(plan), "nodes": list(nodes), "ClientToken": token}
     api_request_id = invocation.reinstall(endpoint, ids)
     outcome = {"outcome": "reinstalled", **ids, "RequestId": api_request_id}
     if skipped:
-        outcome["skipped"] = [skip.to_json() for skip in skipped]
+        outcome["skipped"] = _json(skipped)
     return outcome
+
+
+def _look(
+    plan: PlannedReinstall, invocation: Invocation, endpoint: Endpoint
+) -> tuple[tuple[str, ...], list[Skipped]]:
+    """DescribeCollector, and the nodes among the planned ones that need a reinstall."""
+    answer = invocation.send(endpoint, describe_collector_call(plan.collector_id), _ids(plan))
+    collector = Collector.from_api(answer.get("Result") or {})
+    nodes, skipped = choose_nodes(
+        plan.ecs_instance_ids,
+        collector,
+        reinstall_uninstalled=invocation.settings.reinstall_uninstalled,
+    )
+    invocation.log("checked", **_ids(plan), chosen=list(nodes), skipped=_json(skipped) or None)
+    return nodes, skipped
+
+
+def _json(skipped: list[Skipped]) -> list[dict[str, Any]]:
+    return [skip.to_json() for skip in skipped]
 
 
 def _dry_run(plan: PlannedReinstall, invocation: Invocation) -> dict[str, Any]:
