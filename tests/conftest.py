@@ -69,6 +69,12 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
 
 
 @pytest.fixture
+def without_live_state_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reinstall what the event names without reading DescribeCollector first."""
+    monkeypatch.setenv("CHECK_LIVE_STATE", "false")
+
+
+@pytest.fixture
 def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[CollectorApiEmulator]:
     """The collector API on loopback, holding two collectors with failed machines; the
     handler is pointed at it."""

@@ -28,12 +28,9 @@ from tests.conftest import (
 from tests.emulators.collector_api import CollectorApiEmulator
 from tests.fc_context import Credentials, Python310Context
 
-
-@pytest.fixture(autouse=True)
-def without_live_state_check(monkeypatch: pytest.MonkeyPatch) -> None:
-    """These tests are about the event and the token alone: the look at the live state
-    before reinstalling, on by default, has tests of its own (test_live_state.py)."""
-    monkeypatch.setenv("CHECK_LIVE_STATE", "false")
+# These tests are about the event and the token alone; the look at the live state
+# before reinstalling, on by default, has tests of its own (test_live_state.py).
+pytestmark = pytest.mark.usefixtures("without_live_state_check")
 
 
 # What each sample event must become: collector -> nodes, in order.
