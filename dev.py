@@ -5,7 +5,8 @@
     python3 dev.py test    lint, type-check and run the test suite
 
 Both create ``.venv`` beside this file on first use and install the pinned
-requirements into it (again only when a requirements file changes).
+requirements into it (again only when a requirements file changes). Set
+``DEV_VENV`` to use another directory, for example one per Python version.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
-VENV = ROOT / ".venv"
+VENV = ROOT / os.environ.get("DEV_VENV", ".venv")
 REQUIREMENTS = ("requirements.txt", "requirements-dev.txt")
 
 
