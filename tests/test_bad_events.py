@@ -281,3 +281,36 @@ def test_bad_event_in_a_batch_fails_the_invocation_after_the_good_ones_are_done(
     outcomes = sorted(result["outcome"] for result in summary["results"])
     assert outcomes == ["reinstalled", "rejected"]
     json.dumps(summary)
+
+
+def test_rejecting_an_event_in_a_fresh_instance_loads_no_sdk() -> None:
+    """A bad event must not cost the SDK's import time on a cold start."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    program = """
+import sys
+from types import SimpleNamespace
+import index
+from collector_reinstall import InvalidEvent
+context = SimpleNamespace(request_id="r-1", function=SimpleNamespace(timeout=60))
+try:
+    index.handler(b'{"ResId": "ct-cn-0a1b2c3d", "nodes": []}', context)
+except InvalidEvent:
+    pass
+heavy = {"alibabacloud_tea_openapi", "alibabacloud_credentials", "darabonba", "Tea",
+         "requests", "aiohttp", "fc2"}
+print(sorted(name for name in sys.modules if name.split(".")[0] in heavy))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=True,
+    )
+
+    assert done.stdout.strip() == "[]", done.stdout

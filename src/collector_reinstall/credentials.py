@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alibabacloud_credentials.provider import DefaultCredentialsProvider
-from alibabacloud_credentials.provider.refreshable import Credentials
 from alibabacloud_credentials_api import ICredentialsProvider
+
+if TYPE_CHECKING:
+    from alibabacloud_credentials.provider import DefaultCredentialsProvider
+    from alibabacloud_credentials.provider.refreshable import Credentials
 
 PROVIDER_NAME = "function_compute"
 _ENV_ID = "ALIBABA_CLOUD_ACCESS_KEY_ID"
@@ -40,6 +42,11 @@ class FunctionCredentials(ICredentialsProvider):  # type: ignore[misc]
         self._current.credentials = getattr(context, "credentials", None)
 
     def get_credentials(self) -> Credentials:
+        # Imported here: an invocation whose event is rejected never gets this far,
+        # and need not pay for loading the SDK.
+        from alibabacloud_credentials.provider import DefaultCredentialsProvider
+        from alibabacloud_credentials.provider.refreshable import Credentials
+
         from_context = _from_context(getattr(self._current, "credentials", None))
         if from_context is not None:
             return from_context
@@ -71,6 +78,8 @@ class FunctionCredentials(ICredentialsProvider):  # type: ignore[misc]
 
 
 def _from_context(credentials: Any) -> Credentials | None:
+    from alibabacloud_credentials.provider.refreshable import Credentials
+
     if credentials is None:
         return None
     access_key_id = getattr(credentials, "access_key_id", None) or getattr(

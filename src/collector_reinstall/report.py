@@ -14,6 +14,7 @@ from .errors import CollectorReinstallError, InvalidEvent, ReinstallFailed
 
 logger = logging.getLogger("collector_reinstall")
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _LEVELS = {"rejected": logging.WARNING, "retrying": logging.WARNING, "failed": logging.ERROR}
 
 
@@ -24,7 +25,7 @@ def log_decision(decision: str, **fields: Any) -> None:
         return
     record = {"decision": decision}
     record.update((name, value) for name, value in fields.items() if value is not None)
-    logger.log(level, "%s", json.dumps(record, ensure_ascii=False, separators=(",", ":")))
+    logger.log(level, "%s", _ENCODER.encode(record))
 
 
 def describe_error(error: CollectorReinstallError) -> dict[str, Any]:

@@ -6,6 +6,7 @@ Every variable is optional; the defaults suit a function deployed by the project
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -54,7 +55,17 @@ class Settings:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
+        """Read the settings from ``environ`` (default: the process environment).
+
+        The process environment is read on every invocation, but parsed again only
+        when it changed.
+        """
+        if environ is None:
+            return _from_process_environment(frozenset(os.environ.items()))
+        return cls._parse(environ)
+
+    @classmethod
+    def _parse(cls, env: Mapping[str, str]) -> Settings:
         return cls(
             endpoint_override=_endpoint(env, "ES_ENDPOINT"),
             use_vpc_endpoint=_flag(env, "ES_USE_VPC_ENDPOINT", cls.use_vpc_endpoint),
@@ -85,6 +96,11 @@ class Settings:
             return self.endpoint_override
         product = "elasticsearch-vpc" if self.use_vpc_endpoint else "elasticsearch"
         return Endpoint(f"{product}.{region}.aliyuncs.com")
+
+
+@functools.lru_cache(maxsize=4)
+def _from_process_environment(items: frozenset[tuple[str, str]]) -> Settings:
+    return Settings._parse(dict(items))
 
 
 def _raw(env: Mapping[str, str], name: str) -> str | None:
