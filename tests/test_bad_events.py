@@ -300,7 +300,8 @@ try:
     index.handler(b'{"ResId": "ct-cn-0a1b2c3d", "nodes": []}', context)
 except InvalidEvent:
     pass
-heavy = {"alibabacloud_tea_openapi", "alibabacloud_credentials", "darabonba", "Tea",
+heavy = {"alibabacloud_tea_openapi", "alibabacloud_credentials", "alibabacloud_credentials_api",
+         "darabonba", "Tea",
          "requests", "aiohttp", "fc2"}
 print(sorted(name for name in sys.modules if name.split(".")[0] in heavy))
 """

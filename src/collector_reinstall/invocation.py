@@ -82,8 +82,7 @@ class Invocation:
         self.policy = retry.RetryPolicy(
             settings.max_attempts, settings.retry_base_delay_s, settings.retry_max_delay_s
         )
-        if not dry_run:
-            INSTANCE.credentials().use_context(context)
+        self._credentials_bound = False
 
     def log(self, decision: str, **fields: Any) -> None:
         log_decision(decision, fcRequestId=self.fc_request_id, **fields)
@@ -154,6 +153,7 @@ class Invocation:
 
     def retrying(self, attempt: Callable[[float], T], action: str, ids: dict[str, Any]) -> T:
         """Run ``attempt(seconds_left)`` in the retry loop, logging each retry."""
+        self._bind_credentials()
 
         def on_retry(failure: ReinstallFailed, attempt_number: int, delay: float) -> None:
             self.log(
@@ -168,6 +168,13 @@ class Invocation:
         return retry.call_with_retries(
             attempt, policy=self.policy, deadline=self.deadline, on_retry=on_retry
         )
+
+    def _bind_credentials(self) -> None:
+        # Done before the first request, not when the invocation starts: an event that
+        # is rejected never loads the credentials machinery.
+        if not self._credentials_bound:
+            INSTANCE.credentials().use_context(self.context)
+            self._credentials_bound = True
 
 
 def _time_budget(context: object, settings: Settings) -> float:
