@@ -130,6 +130,9 @@ def _decode(raw: object) -> Any:
             ) from None
         except RecursionError:
             raise InvalidEvent("event", "is nested too deeply to read") from None
+        except ValueError as error:
+            # json raises a plain ValueError for an integer past Python's digit limit.
+            raise InvalidEvent("event", f"cannot be read: {error}") from None
     if isinstance(raw, (Mapping, list)):
         return raw
     raise InvalidEvent("event", f"is a {type(raw).__name__}: expected a JSON object or array")
@@ -153,11 +156,14 @@ def _read_timer_event(event: Mapping[str, Any]) -> SweepRequest:
     the sweep: ``{"collectorIds": [...], "names": [...]}``."""
     trigger_name = _required_text(event, "triggerName", "")
     trigger_time = _required_text(event, "triggerTime", "")
+    moment: datetime | None = None
     try:
-        moment = datetime.fromisoformat(trigger_time.replace("Z", "+00:00"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
+        parsed = datetime.fromisoformat(trigger_time.replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            moment = parsed.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
+        pass  # left None: reported below
+    if moment is None:
         raise InvalidEvent(
             "triggerTime",
             f"is {shorten(trigger_time)}: expected a UTC time like 2026-12-03T08:00:00Z",
@@ -172,7 +178,7 @@ def _read_timer_event(event: Mapping[str, Any]) -> SweepRequest:
     for index, collector_id in enumerate(collector_ids):
         _check_collector_id(collector_id, f"payload.collectorIds[{index}]", None)
     return SweepRequest(
-        trigger_time=moment.astimezone(timezone.utc),
+        trigger_time=moment,
         trigger_name=trigger_name,
         collector_ids=collector_ids,
         names=_text_list(payload, "names", "payload."),
@@ -183,6 +189,8 @@ def _text_list(body: Mapping[str, Any], field: str, prefix: str) -> tuple[str, .
     values = body.get(field, [])
     if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
         raise InvalidEvent(prefix + field, f"is {_kind(values)}: expected a list of strings")
+    for index, value in enumerate(values):
+        _check_encodable(value, f"{prefix}{field}[{index}]", None)
     return tuple(values)
 
 
@@ -475,7 +483,19 @@ def _optional_text(
         raise InvalidEvent(
             prefix + field, f"is {_kind(value)}: expected a non-empty string", event_id=event_id
         )
+    _check_encodable(value, prefix + field, event_id)
     return value
+
+
+def _check_encodable(value: str, field: str, event_id: str | None) -> None:
+    # JSON can carry a lone surrogate ("\ud800"), which no UTF-8 text holds: such an id
+    # could be neither hashed into a token nor logged faithfully.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidEvent(
+            field, "holds a character that is not valid Unicode (a lone surrogate)"
+        ) from None
 
 
 def _optional_region(
@@ -502,7 +522,7 @@ def _object_field(
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             raise InvalidEvent(
                 prefix + field, "is a string that is not a JSON object", event_id=event_id
             ) from None
