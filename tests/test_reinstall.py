@@ -304,3 +304,18 @@ def test_sample_events_are_the_ones_documented(tmp_path: Path) -> None:
     readme = (EVENTS.parent / "README.md").read_text()
     for path in EVENTS.glob("*.json"):
         assert f"events/{path.name}" in readme
+
+
+def test_same_batch_in_another_order_makes_the_same_request(
+    emulator: CollectorApiEmulator, fc_context: Callable[..., object]
+) -> None:
+    batch = json.loads(event_bytes("eventbridge-batch.json"))[:2]
+
+    handler(as_bytes(batch), fc_context())
+    handler(as_bytes(batch[::-1]), fc_context())
+
+    first, second = reinstall_requests(emulator)
+    assert first.query == second.query
+    assert first.json() == second.json()
+    assert second.status == 200
+    assert len(emulator.effective_reinstalls()) == 1

@@ -44,11 +44,16 @@ def plan_reinstalls(
     for (collector_id, region), members in groups.items():
         tokens = [client_token(member, fc_request_id) for member in members]
         named = [member.ecs_instance_ids for member in members]
-        # An event that names no nodes asks for every machine that needs it, which
-        # covers whatever the other events of the batch name.
-        nodes = (
-            None if None in named else tuple(dict.fromkeys(n for ids in named for n in ids or ()))
-        )
+        nodes: tuple[str, ...] | None
+        if None in named:
+            # An event that names no nodes asks for every machine that needs it, which
+            # covers whatever the other events of the batch name.
+            nodes = None
+        elif len(members) == 1:
+            nodes = named[0]
+        else:
+            # Sorted, so that the same events in another order make the same request.
+            nodes = tuple(sorted({node for ids in named for node in ids or ()}))
         plans.append(
             PlannedReinstall(
                 collector_id=collector_id,
