@@ -2,7 +2,7 @@
 """The project's two commands, each doing its own set-up on a machine with Python 3.10+.
 
     python3 dev.py run     run the real handler on events/*.json against the local emulator
-    python3 dev.py test    lint, type-check and run the test suite
+    python3 dev.py test    lint, type-check, run the test suite and a short fault soak
 
 Both create ``.venv`` beside this file on first use and install the pinned
 requirements into it (again only when a requirements file changes). Set
@@ -40,12 +40,14 @@ def run(python: Path, extra: list[str]) -> int:
 
 
 def test(python: Path, extra: list[str]) -> int:
-    """Lint, format check, type check, then the tests."""
+    """Lint, format check, type check, the tests, then a short soak."""
     steps = [
         [python, "-m", "ruff", "check", "."],
         [python, "-m", "ruff", "format", "--check", "."],
         [python, "-m", "mypy"],
         [python, "-m", "pytest", *extra],
+        # A short fault soak: every event reinstalled exactly once, none lost.
+        [python, "scripts/soak.py", "--events", "300"],
     ]
     for step in steps:
         status = _call(step)

@@ -2,6 +2,7 @@
 """How much the handler costs over calling the SDK directly, measured side by side.
 
     .venv/bin/python scripts/benchmark.py [--runs N] [--warm-runs N] [--events N] [--quick]
+                                          [--latency-ms MS]
 
 Every measurement runs in fresh interpreters (subprocesses of this one, with
 ``PYTHONPATH=src:.``) that talk HTTP to the collector API emulator, which serves from a
@@ -236,6 +237,7 @@ class Options:
     cold_runs: int
     warm_runs: int
     events: int
+    latency_ms: float = 0.0
 
 
 @dataclass
@@ -274,6 +276,7 @@ class Bench:
     python: str
     workdir: Path
     access_key: tuple[str, str, str]
+    latency_ms: float = 0.0
     rows: list[Row] = field(default_factory=list)
     batch_rows: dict[str, list[BatchRow]] = field(default_factory=dict)
 
@@ -335,6 +338,9 @@ def emulator(bench: Bench) -> Iterator[CollectorApiEmulator]:
     ) as api:
         a_day_ago = datetime.now(timezone.utc) - timedelta(days=1)
         api.add_collector(COLLECTOR_ID, dict.fromkeys(NODES, "failed"), gmt_update_time=a_day_ago)
+        if bench.latency_ms > 0:
+            # Every answer waits as long as a real round trip to the service would.
+            api.set_fault_rate(1.0, ("slow",), delay_s=bench.latency_ms / 1000)
         yield api
 
 
@@ -348,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
             secrets.token_urlsafe(24),
             secrets.token_urlsafe(32),
         )
-        bench = Bench(sys.executable, workdir, access_key)
+        bench = Bench(sys.executable, workdir, access_key, options.latency_ms)
         print(_machine(options), flush=True)
         steps: list[tuple[str, Callable[[], None]]] = [
             ("cold start, check on", lambda: measure_cold(bench, options, check=True)),
@@ -741,7 +747,8 @@ def _machine(options: Options) -> str:
             f" ({sys.executable})",
             f"- SDK: {', '.join(versions)}",
             f"- runs: cold start {options.cold_runs} pairs per row; warm {options.warm_runs}"
-            f" pair(s) of {options.events:,} invocations each; emulator on 127.0.0.1",
+            f" pair(s) of {options.events:,} invocations each; emulator on 127.0.0.1"
+            f" answering after {options.latency_ms:g} ms more than it needs",
             f"- load average at the start: {_load()}",
         ]
     )
@@ -765,12 +772,19 @@ def _parse(argv: list[str] | None) -> Options:
     parser.add_argument("--warm-runs", type=int, help="warm runs per side (3; --quick 1)")
     parser.add_argument("--events", type=int, help="invocations per warm run (1000; --quick 200)")
     parser.add_argument("--quick", action="store_true", help="a smoke run, about a minute")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        default=0.0,
+        help="delay every emulator answer this long, like a real round trip (default 0)",
+    )
     args = parser.parse_args(argv)
     defaults = (3, 1, 200) if args.quick else (7, 3, 1000)
     options = Options(
         cold_runs=args.runs if args.runs is not None else defaults[0],
         warm_runs=args.warm_runs if args.warm_runs is not None else defaults[1],
         events=args.events if args.events is not None else defaults[2],
+        latency_ms=args.latency_ms,
     )
     if min(options.cold_runs, options.warm_runs) < 1 or options.events < 2:
         parser.error("--runs and --warm-runs must be at least 1, --events at least 2")

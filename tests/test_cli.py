@@ -90,3 +90,20 @@ def test_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 
     assert done.returncode == 2
     assert "cannot read" in done.stderr
+
+
+def test_dry_run_output_holds_no_credential() -> None:
+    credentials = {
+        "ALIBABA_CLOUD_ACCESS_KEY_ID": STS_KEY_ID,
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET": STS_SECRET,
+        "ALIBABA_CLOUD_SECURITY_TOKEN": STS_TOKEN,
+    }
+
+    events = [str(path) for path in sorted(EVENTS.glob("*.json"))]
+    done = run_cli(*events, "--dry-run", "--region", "cn-hangzhou", env=credentials)
+
+    assert done.returncode == 0, done.stderr
+    assert '"dryRun": true' in done.stdout
+    for secret in (STS_SECRET, STS_TOKEN):
+        assert secret not in done.stdout
+        assert secret not in done.stderr
