@@ -17,6 +17,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from .errors import InvalidEvent, shorten
+from .fields import (
+    kind_of,
+    object_field,
+    optional_region,
+    optional_text,
+    required_text,
+    text_list,
+)
 from .settings import REGION_PATTERN
 
 COLLECTOR_ID_PATTERN = re.compile(r"ct-[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -141,7 +149,7 @@ def _decode(raw: object) -> Any:
 def _read_one(event: object, options: ReadOptions, position: int | None) -> ReinstallRequest:
     where = "event" if position is None else f"event[{position}]"
     if not isinstance(event, Mapping):
-        raise InvalidEvent(where, f"is {_kind(event)}: expected a JSON object")
+        raise InvalidEvent(where, f"is {kind_of(event)}: expected a JSON object")
     if "specversion" in event:
         return _read_cloud_event(event, options, position)
     if "triggerTime" in event and "triggerName" in event:
@@ -154,8 +162,8 @@ def _read_one(event: object, options: ReadOptions, position: int | None) -> Rein
 def _read_timer_event(event: Mapping[str, Any]) -> SweepRequest:
     """An FC timer trigger's event; its optional payload is a JSON object that narrows
     the sweep: ``{"collectorIds": [...], "names": [...]}``."""
-    trigger_name = _required_text(event, "triggerName", "")
-    trigger_time = _required_text(event, "triggerTime", "")
+    trigger_name = required_text(event, "triggerName", "")
+    trigger_time = required_text(event, "triggerTime", "")
     moment: datetime | None = None
     try:
         parsed = datetime.fromisoformat(trigger_time.replace("Z", "+00:00"))
@@ -170,28 +178,19 @@ def _read_timer_event(event: Mapping[str, Any]) -> SweepRequest:
         )
     payload: Mapping[str, Any] = {}
     if event.get("payload") not in (None, ""):
-        payload = _object_field(event, "payload", "", trigger_name)
+        payload = object_field(event, "payload", "", trigger_name)
     unknown = sorted(str(key) for key in payload if key not in ("collectorIds", "names"))
     if unknown:
         raise InvalidEvent(f"payload.{unknown[0]}", "is not a sweep option: collectorIds, names")
-    collector_ids = _text_list(payload, "collectorIds", "payload.")
+    collector_ids = text_list(payload, "collectorIds", "payload.")
     for index, collector_id in enumerate(collector_ids):
         _check_collector_id(collector_id, f"payload.collectorIds[{index}]", None)
     return SweepRequest(
         trigger_time=moment,
         trigger_name=trigger_name,
         collector_ids=collector_ids,
-        names=_text_list(payload, "names", "payload."),
+        names=text_list(payload, "names", "payload."),
     )
-
-
-def _text_list(body: Mapping[str, Any], field: str, prefix: str) -> tuple[str, ...]:
-    values = body.get(field, [])
-    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
-        raise InvalidEvent(prefix + field, f"is {_kind(values)}: expected a list of strings")
-    for index, value in enumerate(values):
-        _check_encodable(value, f"{prefix}{field}[{index}]", None)
-    return tuple(values)
 
 
 def _read_cloud_event(
@@ -199,16 +198,16 @@ def _read_cloud_event(
 ) -> ReinstallRequest:
     """An EventBridge CloudEvent 1.0: the collector and nodes are in ``data``."""
     prefix = "" if position is None else f"[{position}]."
-    event_id = _required_text(event, "id", prefix)
-    source = _required_text(event, "source", prefix, event_id)
+    event_id = required_text(event, "id", prefix)
+    source = required_text(event, "source", prefix, event_id)
     if event.get("specversion") != "1.0":
         raise InvalidEvent(
             f"{prefix}specversion",
             f"is {shorten(event.get('specversion'))}: expected '1.0'",
             event_id=event_id,
         )
-    data = _object_field(event, "data", prefix, event_id)
-    subject = _optional_text(event, "subject", prefix, event_id)
+    data = object_field(event, "data", prefix, event_id)
+    subject = optional_text(event, "subject", prefix, event_id)
     return _read_target(
         data,
         f"{prefix}data.",
@@ -220,7 +219,7 @@ def _read_cloud_event(
         outer_arn=(prefix + "subject", subject)
         if subject and subject.startswith("acs:")
         else None,
-        outer_region=_optional_region(event, "aliyunregionid", prefix, event_id),
+        outer_region=optional_region(event, "aliyunregionid", prefix, event_id),
     )
 
 
@@ -229,16 +228,16 @@ def _read_cloudmonitor_event(
 ) -> ReinstallRequest:
     """A CloudMonitor system event: ``resourceId`` is the collector's ARN."""
     prefix = "" if position is None else f"[{position}]."
-    event_id = _required_text(event, "id", prefix)
-    product = _required_text(event, "product", prefix, event_id)
+    event_id = required_text(event, "id", prefix)
+    product = required_text(event, "product", prefix, event_id)
     if product.lower() != "elasticsearch":
         raise InvalidEvent(
             f"{prefix}product",
             f"is {shorten(product)}: expected 'elasticsearch'",
             event_id=event_id,
         )
-    content = _object_field(event, "content", prefix, event_id)
-    arn = _optional_text(event, "resourceId", prefix, event_id)
+    content = object_field(event, "content", prefix, event_id)
+    arn = optional_text(event, "resourceId", prefix, event_id)
     return _read_target(
         content,
         f"{prefix}content.",
@@ -248,7 +247,7 @@ def _read_cloudmonitor_event(
         identity=f"cloudmonitor\n{event_id}",
         position=position,
         outer_arn=(prefix + "resourceId", arn) if arn else None,
-        outer_region=_optional_region(event, "regionId", prefix, event_id),
+        outer_region=optional_region(event, "regionId", prefix, event_id),
     )
 
 
@@ -264,7 +263,7 @@ def _read_manual_payload(
             "is not a field of any accepted event; a manual payload takes "
             + ", ".join(sorted(_MANUAL_FIELDS)),
         )
-    token = _optional_text(event, "ClientToken", prefix)
+    token = optional_text(event, "ClientToken", prefix)
     if token is not None and not CLIENT_TOKEN_PATTERN.fullmatch(token):
         raise InvalidEvent(
             f"{prefix}ClientToken",
@@ -310,7 +309,7 @@ def _read_target(
     regions = [
         (name, region)
         for name, region in (
-            (prefix + "regionId", _optional_region(body, "regionId", prefix, event_id)),
+            (prefix + "regionId", optional_region(body, "regionId", prefix, event_id)),
             ("the ARN", arn_region),
             ("the event's region", outer_region),
         )
@@ -344,7 +343,7 @@ def _read_collector_id(
     named: list[tuple[str, str]] = []
     arn_region: str | None = None
     for field in _COLLECTOR_ID_FIELDS:
-        value = _optional_text(body, field, prefix, event_id)
+        value = optional_text(body, field, prefix, event_id)
         if value is not None:
             named.append((prefix + field, value))
     arns = [(prefix + field, body[field]) for field in _ARN_FIELDS if field in body]
@@ -377,7 +376,7 @@ def _parse_arn(arn: object, field: str, event_id: str | None) -> tuple[str, str 
     """``acs:elasticsearch:<region>:<account>:collectors/<ResId>`` to (ResId, region)."""
     expected = "an ARN like acs:elasticsearch:<region>:<account>:collectors/<ResId>"
     if not isinstance(arn, str):
-        raise InvalidEvent(field, f"is {_kind(arn)}: expected {expected}", event_id=event_id)
+        raise InvalidEvent(field, f"is {kind_of(arn)}: expected {expected}", event_id=event_id)
     parts = arn.split(":")
     if len(parts) != 5 or parts[0] != "acs" or parts[1] != "elasticsearch":
         raise InvalidEvent(field, f"is {shorten(arn)}: expected {expected}", event_id=event_id)
@@ -430,7 +429,7 @@ def _read_nodes(
     field = prefix + present[0]
     entries = body[present[0]]
     if not isinstance(entries, list):
-        raise InvalidEvent(field, f"is {_kind(entries)}: expected a list", event_id=event_id)
+        raise InvalidEvent(field, f"is {kind_of(entries)}: expected a list", event_id=event_id)
     if not entries:
         raise InvalidEvent(
             field, "is empty: expected at least one ECS instance", event_id=event_id
@@ -449,7 +448,7 @@ def _read_nodes(
             if not isinstance(entry, Mapping) or "instanceId" not in entry:
                 raise InvalidEvent(
                     entry_field,
-                    f"is {_kind(entry)}: expected an object with instanceId",
+                    f"is {kind_of(entry)}: expected an object with instanceId",
                     event_id=event_id,
                 )
             entry = entry["instanceId"]
@@ -457,88 +456,8 @@ def _read_nodes(
         if not isinstance(entry, str) or not ECS_INSTANCE_ID_PATTERN.fullmatch(entry):
             raise InvalidEvent(
                 entry_field,
-                f"is {_kind(entry)}: expected an ECS instance id like i-bp1abcdef0123456789",
+                f"is {kind_of(entry)}: expected an ECS instance id like i-bp1abcdef0123456789",
                 event_id=event_id,
             )
         nodes[entry] = None
     return tuple(nodes)
-
-
-def _required_text(
-    event: Mapping[str, Any], field: str, prefix: str, event_id: str | None = None
-) -> str:
-    value = _optional_text(event, field, prefix, event_id)
-    if value is None:
-        raise InvalidEvent(prefix + field, "is missing", event_id=event_id)
-    return value
-
-
-def _optional_text(
-    event: Mapping[str, Any], field: str, prefix: str, event_id: str | None = None
-) -> str | None:
-    if field not in event or event[field] is None:
-        return None
-    value = event[field]
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidEvent(
-            prefix + field, f"is {_kind(value)}: expected a non-empty string", event_id=event_id
-        )
-    _check_encodable(value, prefix + field, event_id)
-    return value
-
-
-def _check_encodable(value: str, field: str, event_id: str | None) -> None:
-    # JSON can carry a lone surrogate ("\ud800"), which no UTF-8 text holds: such an id
-    # could be neither hashed into a token nor logged faithfully.
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidEvent(
-            field, "holds a character that is not valid Unicode (a lone surrogate)"
-        ) from None
-
-
-def _optional_region(
-    event: Mapping[str, Any], field: str, prefix: str, event_id: str | None
-) -> str | None:
-    # The region becomes part of the endpoint's host name: only region ids pass.
-    region = _optional_text(event, field, prefix, event_id)
-    if region is not None and not REGION_PATTERN.fullmatch(region):
-        raise InvalidEvent(
-            prefix + field,
-            f"is {shorten(region)}: expected a region id like cn-hangzhou",
-            event_id=event_id,
-        )
-    return region
-
-
-def _object_field(
-    event: Mapping[str, Any], field: str, prefix: str, event_id: str
-) -> Mapping[str, Any]:
-    """An object, or the same object serialised as a JSON string (CloudMonitor does both)."""
-    if field not in event:
-        raise InvalidEvent(prefix + field, "is missing", event_id=event_id)
-    value = event[field]
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except (ValueError, RecursionError):
-            raise InvalidEvent(
-                prefix + field, "is a string that is not a JSON object", event_id=event_id
-            ) from None
-    if not isinstance(value, Mapping):
-        raise InvalidEvent(
-            prefix + field, f"is {_kind(value)}: expected a JSON object", event_id=event_id
-        )
-    return value
-
-
-def _kind(value: object) -> str:
-    """Describe a JSON value by its type, with the value itself when it is short."""
-    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean"}
-    if value is None:
-        return "null"
-    name = names.get(type(value), "a number" if isinstance(value, (int, float)) else "a value")
-    if isinstance(value, (dict, list)):
-        return name
-    return f"{name} {shorten(value)}"
