@@ -48,6 +48,8 @@ def invoke_async(
     ``credentials`` is an ``alibabacloud-credentials`` credentials object, read just
     before the call so that rotated STS keys are used.
     """
+    # Limitation: aliyun-fc2 speaks the FC 2.0 API (services and functions); whether a
+    # function created through FC 3.0 answers to those names is not confirmed.
     import fc2
     import requests
     from fc2.fc_exceptions import FcError

@@ -53,6 +53,8 @@ def run_sweep(
 
     limiter = RateLimiter(settings.sweep_rate_limit)
     # A trigger payload that narrows the sweep replaces the settings' narrowing.
+    # Limitation: collectors are chosen by id or name only; the API's answer carries no
+    # tags we could rely on.
     if request.collector_ids or request.names:
         wanted_ids, wanted_names = set(request.collector_ids), set(request.names)
     else:
@@ -69,6 +71,9 @@ def run_sweep(
         invocation.log("failed", **sweep_ids, error=describe_error(failure))
         return [{**sweep_ids, "outcome": "failed", "error": describe_error(failure)}], [failure]
 
+    # Limitation: the whole sweep runs within one invocation's time. Collectors left when
+    # it runs out fail the invocation, and FC's retry sweeps again; a large fleet wants
+    # the fan-out.
     counts = {"listed": len(collectors), "selected": 0, "healthy": 0, "recentlyChanged": 0}
     for collector in collectors:
         if wanted_ids and collector.collector_id not in wanted_ids:

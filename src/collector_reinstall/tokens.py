@@ -34,6 +34,8 @@ _VERSION = "v1"
 
 def client_token(request: ReinstallRequest, fc_request_id: str | None) -> str:
     """Return the ClientToken for ``request``, following the rules above."""
+    # Limitation: how long the service remembers a token is not documented; a delivery
+    # that comes much later may reinstall again, unless the live state says otherwise.
     if request.client_token is not None:
         return request.client_token
     if request.identity is not None:
