@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 
@@ -240,10 +239,10 @@ def test_client_is_reused_and_signs_with_credentials_rotated_by_fc(
     second = Python310Context(Credentials(*rotated))
 
     handler(as_bytes({"ResId": COLLECTOR, "nodes": [NODE_1]}), first)
-    api = next(iter(INSTANCE._apis.values()))
+    (api,) = INSTANCE.clients()
     handler(as_bytes({"ResId": COLLECTOR, "nodes": [NODE_2]}), second)
 
-    assert list(INSTANCE._apis.values()) == [api]
+    assert INSTANCE.clients() == [api]
     assert [r.access_key_id for r in emulator.requests] == [STS_KEY_ID, rotated[0]]
     assert all(r.signature_valid for r in emulator.requests)
 
@@ -300,7 +299,7 @@ def test_region_of_the_event_chooses_the_public_or_vpc_endpoint(
     )
 
 
-def test_sample_events_are_the_ones_documented(tmp_path: Path) -> None:
+def test_sample_events_are_the_ones_documented() -> None:
     readme = (EVENTS.parent / "README.md").read_text()
     for path in EVENTS.glob("*.json"):
         assert f"events/{path.name}" in readme

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from collector_reinstall import InvocationFailed
+from collector_reinstall import ConfigurationError, InvocationFailed
 from index import handler
 from tests.conftest import STS_KEY_ID, STS_SECRET, STS_TOKEN, as_bytes, event_bytes
 from tests.emulators.collector_api import CollectorApiEmulator
@@ -197,3 +197,17 @@ def test_fan_out_invokes_the_target_once_per_collector_and_each_replay_reinstall
     handler(fc.invocations[0].payload, context())
     assert len(server.effective_reinstalls()) == len(failed)
     assert server.requests[-1].status == 200
+
+
+def test_half_configured_fan_out_fails_naming_the_missing_setting_before_any_call(
+    server: CollectorApiEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fleet(server, 3, every=1)
+    monkeypatch.setenv("FANOUT_SERVICE", "collector-reinstall")
+
+    with pytest.raises(ConfigurationError, match="FANOUT_FUNCTION") as caught:
+        handler(timer_event(), context())
+
+    assert caught.value.summary is not None
+    assert caught.value.summary["outcome"] == "failed"
+    assert server.requests == []

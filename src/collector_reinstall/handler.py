@@ -48,7 +48,15 @@ def handle(event: object, context: object, *, dry_run: bool = False) -> dict[str
     if isinstance(batch, SweepRequest):
         from .sweep import run_sweep
 
-        return _finish(invocation, *run_sweep(batch, invocation), is_batch=True)
+        try:
+            swept = run_sweep(batch, invocation)
+        except ConfigurationError as failure:
+            invocation.log("failed", error=describe_error(failure))
+            failure.summary = _summary(
+                invocation, [{"outcome": "failed", "error": describe_error(failure)}]
+            )
+            raise
+        return _finish(invocation, *swept, is_batch=True)
 
     results: list[dict[str, Any]] = []
     failures: list[CollectorReinstallError] = []

@@ -24,12 +24,11 @@ MIN_ATTEMPT_S = 0.5
 class Deadline:
     """A point on the monotonic clock by which the invocation must have answered."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._expires_at = clock() + seconds
+    def __init__(self, seconds: float) -> None:
+        self._expires_at = time.monotonic() + seconds
 
     def remaining(self) -> float:
-        return max(0.0, self._expires_at - self._clock())
+        return max(0.0, self._expires_at - time.monotonic())
 
 
 @dataclass(frozen=True)
@@ -57,15 +56,13 @@ def call_with_retries(
     policy: RetryPolicy,
     deadline: Deadline,
     on_retry: Callable[[ReinstallFailed, int, float], None],
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
 ) -> T:
     """Call ``attempt(seconds_left)`` until it returns, fails for good, or time is up.
 
     ``attempt`` raises :class:`ReinstallFailed`; only ``transient`` ones are retried.
     ``on_retry(failure, attempt_number, delay)`` is told before each wait.
     """
-    rng = rng or random.Random()
+    rng = random.Random()
     number = 0
     while True:
         number += 1
@@ -83,26 +80,19 @@ def call_with_retries(
                 failure.give_up(number, f"{deadline.remaining():.1f} s of the invocation left")
                 raise
             on_retry(failure, number, delay)
-            sleep(delay)
+            time.sleep(delay)
 
 
 class RateLimiter:
     """Spaces calls at least ``1 / per_second`` apart, across every caller in the process."""
 
-    def __init__(
-        self,
-        per_second: float,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
+    def __init__(self, per_second: float) -> None:
         self._interval = 1.0 / per_second
-        self._clock = clock
-        self._sleep = sleep
-        self._next_at = clock()
+        self._next_at = time.monotonic()
 
     def wait(self) -> None:
-        now = self._clock()
+        now = time.monotonic()
         if self._next_at > now:
-            self._sleep(self._next_at - now)
+            time.sleep(self._next_at - now)
             now = self._next_at
         self._next_at = now + self._interval
